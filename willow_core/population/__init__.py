@@ -1,0 +1,1 @@
+"""The synthetic population: its records, the batch generator and the generator worker."""
