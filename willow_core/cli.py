@@ -4,19 +4,40 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from willow_core import __version__
-from willow_core.config import load_settings
+from willow_core.config import Settings, load_settings
 from willow_core.control import ControlRoom
 from willow_core.errors import ConfigError, WillowError
 from willow_core.store.runs import RunProgress, RunState
 from willow_core.units import format_count, format_duration
 
 log = logging.getLogger("willow.cli")
+
+
+@dataclass
+class CommandContext:
+    """What a command handler needs: the settings, the console and a lazily opened ControlRoom."""
+
+    settings: Settings
+    console: Console
+    _room: ControlRoom | None = None
+
+    @property
+    def room(self) -> ControlRoom:
+        if self._room is None:
+            self._room = ControlRoom(self.settings)
+        return self._room
+
+    def close(self) -> None:
+        if self._room is not None:
+            self._room.close()
 
 _LATEST = -1
 
@@ -53,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="start a generation run, or resume one")
+    generate.set_defaults(handler=_generate)
     generate.add_argument("--total", type=_positive, help="customers to generate")
     generate.add_argument("--batch-size", type=_positive, help="customers per batch")
     generate.add_argument("--seed", type=_non_negative, help="seed of the run")
@@ -70,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     pause = commands.add_parser("pause", help="pause a run at its next batch boundary")
+    pause.set_defaults(handler=_pause)
     pause.add_argument("run", nargs="?", type=_positive, help="run id (default: the latest run)")
     pause.add_argument("--wait", action="store_true", help="wait until every worker has stopped")
 
     status = commands.add_parser("status", help="show a run's counts, rate, ETA and state")
+    status.set_defaults(handler=_status)
     status.add_argument("run", nargs="?", type=_positive, help="run id (default: the latest run)")
     return parser
 
@@ -90,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings(args.config)
-        room = ControlRoom(settings)
+        context = CommandContext(settings=settings, console=console)
         try:
-            return _dispatch(args, room, console)
+            handler: Callable[[argparse.Namespace, CommandContext], int] = args.handler
+            return handler(args, context)
         finally:
-            room.close()
+            context.close()
     except ConfigError as error:
         errors.print(f"willow: {error.message}", markup=False, highlight=False)
         return 2
@@ -103,45 +128,45 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _dispatch(args: argparse.Namespace, room: ControlRoom, console: Console) -> int:
-    if args.command == "generate":
-        if args.resume is not None:
-            if args.total is not None or args.batch_size is not None or args.seed is not None:
-                raise ConfigError(
-                    "--resume continues a run with its own target, batch size and seed; "
-                    "drop --total, --batch-size and --seed"
-                )
-            run_id = None if args.resume == _LATEST else args.resume
-            run = room.resume(run_id, workers=args.workers)
-            console.print(f"Resumed run {run.run_id} on {room.host.name}.")
-        else:
-            run = room.start_run(
-                total=args.total, batch_size=args.batch_size, seed=args.seed, workers=args.workers
+def _generate(args: argparse.Namespace, context: CommandContext) -> int:
+    room, console = context.room, context.console
+    if args.resume is not None:
+        if args.total is not None or args.batch_size is not None or args.seed is not None:
+            raise ConfigError(
+                "--resume continues a run with its own target, batch size and seed; "
+                "drop --total, --batch-size and --seed"
             )
-            console.print(
-                f"Started run {run.run_id}: {format_count(run.total)} customers in batches of "
-                f"{format_count(run.batch_size)}, seed {run.seed}, on {room.host.name}."
-            )
-        if args.detach:
-            return 0
-        return _follow(room, run.run_id, console)
-
-    if args.command == "pause":
-        run = room.pause(args.run)
-        console.print(f"Pausing run {run.run_id}: workers stop after their current batch.")
-        if args.wait:
-            return _follow(room, run.run_id, console)
+        run_id = None if args.resume == _LATEST else args.resume
+        run = room.resume(run_id, workers=args.workers)
+        console.print(f"Resumed run {run.run_id} on {room.host.name}.")
+    else:
+        run = room.start_run(
+            total=args.total, batch_size=args.batch_size, seed=args.seed, workers=args.workers
+        )
+        console.print(
+            f"Started run {run.run_id}: {format_count(run.total)} customers in batches of "
+            f"{format_count(run.batch_size)}, seed {run.seed}, on {room.host.name}."
+        )
+    if args.detach:
         return 0
+    return _follow(room, run.run_id, console)
 
-    if args.command == "status":
-        progress = room.progress(args.run)
-        if progress is None:
-            console.print("No generation run yet. Start one with: willow generate --total N")
-            return 0
-        console.print(describe_progress(progress), highlight=False)
+
+def _pause(args: argparse.Namespace, context: CommandContext) -> int:
+    run = context.room.pause(args.run)
+    context.console.print(f"Pausing run {run.run_id}: workers stop after their current batch.")
+    if args.wait:
+        return _follow(context.room, run.run_id, context.console)
+    return 0
+
+
+def _status(args: argparse.Namespace, context: CommandContext) -> int:
+    progress = context.room.progress(args.run)
+    if progress is None:
+        context.console.print("No generation run yet. Start one with: willow generate --total N")
         return 0
-
-    raise AssertionError(f"unhandled command {args.command}")
+    context.console.print(describe_progress(progress), highlight=False)
+    return 0
 
 
 def describe_progress(progress: RunProgress) -> str:
