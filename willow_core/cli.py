@@ -39,6 +39,7 @@ class CommandContext:
         if self._room is not None:
             self._room.close()
 
+
 _LATEST = -1
 
 

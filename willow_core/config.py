@@ -148,10 +148,8 @@ def _describe_validation_error(
     location = [str(part) for part in first["loc"]]
     where = str(path) if path else "settings"
 
-    if len(location) == 1:
-        key = location[0]
-    else:
-        key = f"[{'.'.join(location[:-1])}] {location[-1]}"
+    section, name = location[:-1], location[-1]
+    key = f"[{'.'.join(section)}] {name}" if section else name
 
     if first["type"] == "extra_forbidden":
         detail = "unknown key; see config.toml.example for the valid keys"
@@ -179,8 +177,8 @@ def redact_dsn(dsn: str) -> str:
     except psycopg.ProgrammingError:
         return "<unparsable connection string>"
     if params.get("password"):
-        params["password"] = "***"
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+        params["password"] = "***"  # noqa: S105 - the mask shown in place of a password
+    return psycopg.conninfo.make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 def _lookup(data: Any, location: list[str]) -> Any:

@@ -117,7 +117,9 @@ class ControlRoom:
         run = self._with_connection(
             lambda conn: runs.request_resume(conn, runs.resolve_run(conn, run_id).run_id)
         )
-        self.host.launch_workers(run.run_id, workers or self.settings.generation.workers, self.dsn())
+        self.host.launch_workers(
+            run.run_id, workers or self.settings.generation.workers, self.dsn()
+        )
         return run
 
     def progress(self, run_id: int | None = None) -> RunProgress | None:

@@ -42,8 +42,13 @@ class LocalHost:
         for index in range(count):
             log_path = directory / f"run-{run_id}-{stamp}-{index + 1}.log"
             command = [
-                sys.executable, "-m", "willow_core.population.worker",
-                "--run-id", str(run_id), "--log-path", str(log_path),
+                sys.executable,
+                "-m",
+                "willow_core.population.worker",
+                "--run-id",
+                str(run_id),
+                "--log-path",
+                str(log_path),
             ]
             try:
                 with open(log_path, "ab") as log_file:

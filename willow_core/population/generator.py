@@ -28,11 +28,12 @@ from willow_core.population.models import (
 GENERATOR_NAME = "faker-en_GB-v1"
 
 REFERENCE_DATE = date(2026, 1, 1)
-"""Ages and record dates are relative to this fixed day, so output does not change with the clock."""
+"""Ages and record dates count from this fixed day, so the output never depends on the clock."""
 
 PET_OWNERSHIP_SHARE = 0.30
 PETS_PER_OWNER = ((1, 0.80), (2, 0.15), (3, 0.05))
 MICROCHIPPED_SHARE = 0.70
+
 
 @dataclass(frozen=True)
 class SpeciesProfile:
@@ -49,9 +50,17 @@ SPECIES: dict[str, SpeciesProfile] = {
         max_age_years=15,
         neutered_share=0.65,
         breeds=(
-            "Labrador Retriever", "French Bulldog", "Cocker Spaniel", "Dachshund",
-            "Golden Retriever", "English Springer Spaniel", "Border Collie", "Cockapoo",
-            "Staffordshire Bull Terrier", "Jack Russell Terrier", "German Shepherd",
+            "Labrador Retriever",
+            "French Bulldog",
+            "Cocker Spaniel",
+            "Dachshund",
+            "Golden Retriever",
+            "English Springer Spaniel",
+            "Border Collie",
+            "Cockapoo",
+            "Staffordshire Bull Terrier",
+            "Jack Russell Terrier",
+            "German Shepherd",
             "Crossbreed",
         ),
     ),
@@ -60,8 +69,14 @@ SPECIES: dict[str, SpeciesProfile] = {
         max_age_years=18,
         neutered_share=0.85,
         breeds=(
-            "Domestic Shorthair", "Domestic Longhair", "British Shorthair", "Ragdoll",
-            "Bengal", "Maine Coon", "Siamese", "Persian",
+            "Domestic Shorthair",
+            "Domestic Longhair",
+            "British Shorthair",
+            "Ragdoll",
+            "Bengal",
+            "Maine Coon",
+            "Siamese",
+            "Persian",
         ),
     ),
     "rabbit": SpeciesProfile(
@@ -75,9 +90,36 @@ SPECIES_NAMES = tuple(SPECIES)
 SPECIES_WEIGHTS = tuple(profile.share for profile in SPECIES.values())
 
 PET_NAMES = (
-    "Luna", "Bella", "Milo", "Poppy", "Teddy", "Daisy", "Alfie", "Coco", "Bear", "Willow",
-    "Ruby", "Max", "Bonnie", "Charlie", "Rosie", "Simba", "Nala", "Oscar", "Molly", "Ted",
-    "Lola", "Archie", "Maisie", "Buster", "Pepper", "Biscuit", "Hazel", "Reggie", "Tilly", "Otis",
+    "Luna",
+    "Bella",
+    "Milo",
+    "Poppy",
+    "Teddy",
+    "Daisy",
+    "Alfie",
+    "Coco",
+    "Bear",
+    "Willow",
+    "Ruby",
+    "Max",
+    "Bonnie",
+    "Charlie",
+    "Rosie",
+    "Simba",
+    "Nala",
+    "Oscar",
+    "Molly",
+    "Ted",
+    "Lola",
+    "Archie",
+    "Maisie",
+    "Buster",
+    "Pepper",
+    "Biscuit",
+    "Hazel",
+    "Reggie",
+    "Tilly",
+    "Otis",
 )
 
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
@@ -95,7 +137,9 @@ def batch_seed(seed: int, batch_index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, batch_index])
 
 
-def generate_batch(seed: int, batch_index: int, first_customer_id: int, size: int) -> GeneratedBatch:
+def generate_batch(
+    seed: int, batch_index: int, first_customer_id: int, size: int
+) -> GeneratedBatch:
     """Generate the customers `first_customer_id .. first_customer_id + size - 1` and their pets."""
     sequence = batch_seed(seed, batch_index)
     faker_seed, numpy_seed = sequence.generate_state(2, dtype=np.uint64)

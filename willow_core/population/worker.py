@@ -1,4 +1,4 @@
-"""The generator worker: claims batches of a run, generates them and commits them, until told to stop.
+"""The generator worker: claims, generates and commits batches of a run until told to stop.
 
 Each batch is claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, generated, copied into the
 population tables and marked committed in one transaction. A worker that dies mid-batch leaves
@@ -139,7 +139,10 @@ def _serve(conn: psycopg.Connection, run_id: int, worker_id: int) -> str:
             )
         log.info(
             "committed batch %d: %d customers, %d pets in %.2f s",
-            batch_index, len(batch.customers), len(batch.pets), time.perf_counter() - started,
+            batch_index,
+            len(batch.customers),
+            len(batch.pets),
+            time.perf_counter() - started,
         )
 
     if mark_finished_if_complete(conn, run_id):

@@ -38,10 +38,10 @@ def start_embedded_postgres(cluster_dir: Path | None = None) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, which is normal over SSH and in CI.
         warnings.simplefilter("ignore")
-        import pgserver
+        from pgserver.postgres_server import get_server
 
         try:
-            server = pgserver.get_server(directory, cleanup_mode=None)
+            server = get_server(directory, cleanup_mode=None)
         except Exception as error:  # pgserver raises bare exceptions from its subprocess calls
             raise StoreError(
                 f"could not start the embedded PostgreSQL in {directory}: {error}; "
@@ -64,8 +64,12 @@ def _create_database_once(maintenance_dsn: str, directory: Path) -> None:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
             ).fetchone()
             if found is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE)))
-                log.info("created database %s in the embedded cluster %s", EMBEDDED_DATABASE, directory)
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
+                )
+                log.info(
+                    "created database %s in the embedded cluster %s", EMBEDDED_DATABASE, directory
+                )
     except psycopg.errors.DuplicateDatabase:
         pass  # another process created it between the check and the CREATE
     except psycopg.Error as error:

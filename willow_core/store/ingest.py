@@ -18,7 +18,9 @@ _COPY_CUSTOMERS = _copy_statement("customers", (*CUSTOMER_COLUMNS, "run_id", "ba
 _COPY_PETS = _copy_statement("pets", PET_COLUMNS)
 
 
-def copy_batch(conn: psycopg.Connection, batch: GeneratedBatch, run_id: int, batch_index: int) -> None:
+def copy_batch(
+    conn: psycopg.Connection, batch: GeneratedBatch, run_id: int, batch_index: int
+) -> None:
     """Write a generated batch with COPY inside the caller's transaction."""
     with conn.cursor() as cursor:
         with cursor.copy(_COPY_CUSTOMERS) as copy:

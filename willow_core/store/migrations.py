@@ -125,31 +125,30 @@ def migrate(conn: psycopg.Connection) -> int:
         StoreError: a migration failed; it is rolled back and later ones are not attempted.
     """
     applied_now = 0
-    with wrap_errors("schema migration"):
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
-            conn.execute(
-                """
+    with wrap_errors("schema migration"), conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        conn.execute(
+            """
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version    integer PRIMARY KEY,
                     name       text NOT NULL,
                     applied_at timestamptz NOT NULL DEFAULT now()
                 )
                 """
-            )
-            rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
-            done = {version for (version,) in rows}
+        )
+        rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+        done = {version for (version,) in rows}
 
-            for migration in MIGRATIONS:
-                if migration.version in done:
-                    continue
-                with conn.transaction():
-                    for statement in migration.statements:
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (migration.version, migration.name),
-                    )
-                log.info("applied migration %d: %s", migration.version, migration.name)
-                applied_now += 1
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            with conn.transaction():
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            log.info("applied migration %d: %s", migration.version, migration.name)
+            applied_now += 1
     return applied_now

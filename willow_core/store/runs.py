@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from willow_core.errors import RunStateError
@@ -95,10 +96,21 @@ class RunProgress:
         return (self.run.total - self.customers) / self.rate
 
 
-_RUN_COLUMNS = """
-    run_id, seed, total, batch_size, first_customer_id, generator, requested_state,
-    created_at, resumed_at, finished_at
-"""
+_RUN_COLUMNS = sql.SQL(", ").join(
+    sql.Identifier(name)
+    for name in (
+        "run_id",
+        "seed",
+        "total",
+        "batch_size",
+        "first_customer_id",
+        "generator",
+        "requested_state",
+        "created_at",
+        "resumed_at",
+        "finished_at",
+    )
+)
 
 
 def create_run(
@@ -121,18 +133,22 @@ def create_run(
             state = progress(conn, run_id).state
             raise RunStateError(
                 f"run {run_id} is {state} and has not finished; resume it "
-                f"(r, or willow generate --resume {run_id}) or let it finish before starting another"
+                f"(r, or willow generate --resume {run_id}) "
+                "or let it finish before starting another"
             )
 
         cursor = conn.cursor(row_factory=class_row(Run))
         run = cursor.execute(
-            f"""
-            INSERT INTO runs (seed, total, batch_size, first_customer_id, generator, requested_state)
-            SELECT %(seed)s, %(total)s, %(batch_size)s,
-                   coalesce(max(first_customer_id + total), 0), %(generator)s, 'running'
-            FROM runs
-            RETURNING {_RUN_COLUMNS}
-            """,
+            sql.SQL(
+                """
+                INSERT INTO runs
+                    (seed, total, batch_size, first_customer_id, generator, requested_state)
+                SELECT %(seed)s, %(total)s, %(batch_size)s,
+                       coalesce(max(first_customer_id + total), 0), %(generator)s, 'running'
+                FROM runs
+                RETURNING {}
+                """
+            ).format(_RUN_COLUMNS),
             {"seed": seed, "total": total, "batch_size": batch_size, "generator": generator},
         ).fetchone()
         assert run is not None
@@ -155,7 +171,11 @@ def create_run(
 
     log.info(
         "created run %d: %d customers in %d batches of %d, seed %d",
-        run.run_id, total, run.batch_count, batch_size, seed,
+        run.run_id,
+        total,
+        run.batch_count,
+        batch_size,
+        seed,
     )
     return run
 
@@ -169,7 +189,7 @@ def get_run(conn: psycopg.Connection, run_id: int) -> Run:
     with wrap_errors(f"reading run {run_id}"):
         cursor = conn.cursor(row_factory=class_row(Run))
         run = cursor.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,)
+            sql.SQL("SELECT {} FROM runs WHERE run_id = %s").format(_RUN_COLUMNS), (run_id,)
         ).fetchone()
     if run is None:
         raise RunStateError(f"run {run_id} not found; willow status lists the runs")
@@ -181,7 +201,7 @@ def latest_run(conn: psycopg.Connection) -> Run | None:
     with wrap_errors("reading the latest run"):
         cursor = conn.cursor(row_factory=class_row(Run))
         return cursor.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY run_id DESC LIMIT 1"
+            sql.SQL("SELECT {} FROM runs ORDER BY run_id DESC LIMIT 1").format(_RUN_COLUMNS)
         ).fetchone()
 
 
@@ -211,9 +231,7 @@ def request_pause(conn: psycopg.Connection, run_id: int) -> Run:
             raise RunStateError(f"run {run_id} has finished; there is nothing to pause")
         if run.requested_state == "paused":
             raise RunStateError(f"run {run_id} is already paused; resume it with r")
-        conn.execute(
-            "UPDATE runs SET requested_state = 'paused' WHERE run_id = %s", (run_id,)
-        )
+        conn.execute("UPDATE runs SET requested_state = 'paused' WHERE run_id = %s", (run_id,))
     log.info("requested pause of run %d", run_id)
     return get_run(conn, run_id)
 
@@ -346,7 +364,8 @@ def _derive_state(run: Run, customers: int, live_workers: int, now: datetime) ->
 def _lock_run(conn: psycopg.Connection, run_id: int) -> Run:
     cursor = conn.cursor(row_factory=class_row(Run))
     run = cursor.execute(
-        f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+        sql.SQL("SELECT {} FROM runs WHERE run_id = %s FOR UPDATE").format(_RUN_COLUMNS),
+        (run_id,),
     ).fetchone()
     if run is None:
         raise RunStateError(f"run {run_id} not found; willow status lists the runs")

@@ -1,0 +1,42 @@
+"""The `?` screen: every key binding of the app, from the bindings themselves."""
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists the keys and what they do; any of escape, q or ? closes it."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical {
+        width: 80; height: auto; border: round $primary; padding: 1 2; background: $surface;
+    }
+    """
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close help", id="help.close"),
+    ]
+
+    def __init__(self, bindings: list[BindingType]) -> None:
+        super().__init__()
+        self._listed_bindings = [binding for binding in bindings if isinstance(binding, Binding)]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 3))
+        table.add_column(style="bold")
+        table.add_column()
+        for binding in self._listed_bindings:
+            keys = ", ".join(_key_label(key) for key in binding.key.split(","))
+            table.add_row(keys, binding.tooltip or binding.description)
+        with Vertical():
+            yield Static("[b]Keys[/b]\n")
+            yield Static(table)
+            yield Static("\n[dim]Escape closes this help.[/dim]")
+
+
+def _key_label(key: str) -> str:
+    return {"question_mark": "?", "escape": "Esc", "enter": "Enter"}.get(key, key)
