@@ -2,7 +2,7 @@
 
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -71,3 +71,23 @@ def control_room(settings: Settings) -> Iterator[ControlRoom]:
     room = ControlRoom(settings)
     yield room
     room.close()
+
+
+@pytest.fixture
+def make_database(postgres_cluster: str) -> Iterator[Callable[[], str]]:
+    """Return a factory of extra fresh databases (for comparing two runs); drops them afterwards."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_cluster, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return psycopg.conninfo.make_conninfo(postgres_cluster, dbname=name)
+
+    yield create
+    with psycopg.connect(postgres_cluster, autocommit=True) as conn:
+        for name in created:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -114,9 +114,13 @@ class ControlRoom:
 
     def resume(self, run_id: int | None = None, workers: int | None = None) -> Run:
         """Resume a paused or crashed run from its next uncommitted batch and launch workers."""
-        run = self._with_connection(
-            lambda conn: runs.request_resume(conn, runs.resolve_run(conn, run_id).run_id)
-        )
+
+        def request(conn: psycopg.Connection) -> Run:
+            target = runs.resolve_run(conn, run_id).run_id
+            self._record_dead_workers(conn, target)
+            return runs.request_resume(conn, target)
+
+        run = self._with_connection(request)
         self.host.launch_workers(
             run.run_id, workers or self.settings.generation.workers, self.dsn()
         )
@@ -126,14 +130,27 @@ class ControlRoom:
         """Return the progress of a run (latest by default); None when there are no runs."""
 
         def read(conn: psycopg.Connection) -> RunProgress | None:
-            if run_id is None:
+            target = run_id
+            if target is None:
                 latest = runs.latest_run(conn)
                 if latest is None:
                     return None
-                return runs.progress(conn, latest.run_id)
-            return runs.progress(conn, run_id)
+                target = latest.run_id
+            self._record_dead_workers(conn, target)
+            return runs.progress(conn, target)
 
         return self._with_connection(read)
+
+    def _record_dead_workers(self, conn: psycopg.Connection, run_id: int) -> None:
+        """Record workers on this host whose process has gone as stopped.
+
+        A killed worker then shows at once, instead of when its heartbeat goes stale.
+        """
+        for worker in runs.live_workers(conn, run_id):
+            if worker.host == self.host.machine and not self.host.is_alive(worker.pid):
+                runs.record_worker_gone(
+                    conn, worker.worker_id, f"process {worker.pid} on {worker.host} has gone"
+                )
 
     def log_tail(self, progress: RunProgress, lines: int) -> list[str]:
         """Return the last lines of the run's newest worker log."""

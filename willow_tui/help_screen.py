@@ -1,6 +1,6 @@
 """The `?` screen: every key binding of the app, from the bindings themselves."""
 
-from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -26,16 +26,19 @@ class HelpScreen(ModalScreen[None]):
         self._listed_bindings = [binding for binding in bindings if isinstance(binding, Binding)]
 
     def compose(self) -> ComposeResult:
-        table = Table.grid(padding=(0, 3))
-        table.add_column(style="bold")
-        table.add_column()
-        for binding in self._listed_bindings:
-            keys = ", ".join(_key_label(key) for key in binding.key.split(","))
-            table.add_row(keys, binding.tooltip or binding.description)
+        rows = [
+            (", ".join(_key_label(key) for key in binding.key.split(",")), binding)
+            for binding in self._listed_bindings
+        ]
+        width = max((len(keys) for keys, _ in rows), default=0) + 3
+        listing = Text()
+        for keys, binding in rows:
+            listing.append(keys.ljust(width), style="bold")
+            listing.append(f"{binding.tooltip or binding.description}\n")
         with Vertical():
             yield Static("[b]Keys[/b]\n")
-            yield Static(table)
-            yield Static("\n[dim]Escape closes this help.[/dim]")
+            yield Static(listing, id="help-keys")
+            yield Static("[dim]Escape closes this help.[/dim]")
 
 
 def _key_label(key: str) -> str:

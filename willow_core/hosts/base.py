@@ -18,6 +18,9 @@ class GeneratorHost(Protocol):
     name: str
     """Where workers run, as shown in the UI ("this machine", "gpu-box")."""
 
+    machine: str
+    """The host name that workers on this host record (`socket.gethostname()` there)."""
+
     def launch_workers(self, run_id: int, count: int, dsn: str) -> list[LaunchedWorker]:
         """Start `count` detached workers for run `run_id` that outlive the caller.
 

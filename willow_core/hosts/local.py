@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ class LocalHost:
 
     def __init__(self, log_dir: Path | None = None) -> None:
         self._log_dir = log_dir
+        self.machine = socket.gethostname()
 
     def launch_workers(self, run_id: int, count: int, dsn: str) -> list[LaunchedWorker]:
         directory = self._log_dir or logs_dir()

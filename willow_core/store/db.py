@@ -31,10 +31,10 @@ def describe_server(dsn: str) -> str:
     except psycopg.ProgrammingError:
         return redact_dsn(dsn)
     host = str(params.get("host") or "localhost")
-    if host.startswith("/"):
-        return f"socket {host}"
-    port = params.get("port") or 5432
     database = params.get("dbname") or params.get("user") or ""
+    if host.startswith("/"):
+        return f"{database} on a local socket"
+    port = params.get("port") or 5432
     return f"{host}:{port}/{database}"
 
 

@@ -7,6 +7,9 @@ the same data.
 """
 
 import logging
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -77,3 +80,32 @@ def _create_database_once(maintenance_dsn: str, directory: Path) -> None:
             f"could not create database {EMBEDDED_DATABASE} in the embedded PostgreSQL "
             f"in {directory}: {error}"
         ) from error
+
+
+def stop_embedded_postgres(cluster_dir: Path | None = None, timeout: float = 30) -> bool:
+    """Stop the embedded cluster by the PID in its postmaster.pid; return whether one was running.
+
+    Raises:
+        StoreError: the server did not stop within `timeout` seconds.
+    """
+    directory = cluster_dir or embedded_cluster_dir()
+    pid_file = directory / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return False
+
+    try:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+    except ProcessLookupError:
+        return False
+
+    deadline = time.monotonic() + timeout
+    while pid_file.exists():
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"the embedded PostgreSQL (pid {pid}) did not stop within {timeout:.0f} s"
+            )
+        time.sleep(0.05)
+    log.info("stopped the embedded PostgreSQL in %s", directory)
+    return True

@@ -297,6 +297,7 @@ def progress(conn: psycopg.Connection, run_id: int) -> RunProgress:
             """
             SELECT count(*) FILTER (
                        WHERE stopped_at IS NULL AND heartbeat_at > now() - %(stale)s),
+                   count(*) FILTER (WHERE started_at >= %(resumed_at)s),
                    (SELECT exit_reason FROM workers
                     WHERE run_id = %(run_id)s AND stopped_at IS NOT NULL
                     ORDER BY stopped_at DESC LIMIT 1),
@@ -304,12 +305,14 @@ def progress(conn: psycopg.Connection, run_id: int) -> RunProgress:
                             FILTER (WHERE log_path IS NOT NULL), '{}')
             FROM workers WHERE run_id = %(run_id)s
             """,
-            {"run_id": run_id, "stale": HEARTBEAT_STALE_AFTER},
+            {"run_id": run_id, "stale": HEARTBEAT_STALE_AFTER, "resumed_at": run.resumed_at},
         ).fetchone()
         assert workers is not None
-        live_workers, last_exit_reason, log_paths = workers
+        live_workers, started_since_resume, last_exit_reason, log_paths = workers
 
-        state = _derive_state(run, int(customers), int(live_workers), now)
+        state = _derive_state(
+            run, int(customers), int(live_workers), bool(started_since_resume), now
+        )
 
         # The window ends now while the run is running, else at its last commit, so a paused or
         # finished run keeps showing the throughput it last had.
@@ -351,12 +354,51 @@ def progress(conn: psycopg.Connection, run_id: int) -> RunProgress:
     )
 
 
-def _derive_state(run: Run, customers: int, live_workers: int, now: datetime) -> RunState:
+@dataclass(frozen=True)
+class WorkerRecord:
+    worker_id: int
+    host: str
+    pid: int
+
+
+def live_workers(conn: psycopg.Connection, run_id: int) -> list[WorkerRecord]:
+    """Return the run's workers that have not stopped and whose heartbeat is recent."""
+    with wrap_errors(f"reading workers of run {run_id}"):
+        cursor = conn.cursor(row_factory=class_row(WorkerRecord))
+        return cursor.execute(
+            """
+            SELECT worker_id, host, pid FROM workers
+            WHERE run_id = %s AND stopped_at IS NULL AND heartbeat_at > now() - %s
+            ORDER BY worker_id
+            """,
+            (run_id, HEARTBEAT_STALE_AFTER),
+        ).fetchall()
+
+
+def record_worker_gone(conn: psycopg.Connection, worker_id: int, reason: str) -> None:
+    """Mark a worker whose process no longer exists as stopped, with the reason."""
+    with wrap_errors(f"recording the end of worker {worker_id}"), conn.transaction():
+        conn.execute(
+            """
+            UPDATE workers SET stopped_at = now(), exit_reason = %s
+            WHERE worker_id = %s AND stopped_at IS NULL
+            """,
+            (reason, worker_id),
+        )
+    log.warning("worker %d: %s", worker_id, reason)
+
+
+def _derive_state(
+    run: Run, customers: int, live_workers: int, started_since_resume: bool, now: datetime
+) -> RunState:
     if run.finished_at is not None or customers >= run.total:
         return RunState.FINISHED
     if run.requested_state == "paused":
         return RunState.PAUSING if live_workers else RunState.PAUSED
-    if live_workers or now - run.resumed_at < LAUNCH_GRACE:
+    if live_workers:
+        return RunState.RUNNING
+    # No live worker: still starting up if none has registered since the launch, else crashed.
+    if not started_since_resume and now - run.resumed_at < LAUNCH_GRACE:
         return RunState.RUNNING
     return RunState.CRASHED
 
