@@ -7,13 +7,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.helpers import population_digest, wait_until
 from willow_core.config import Settings, parse_settings
 from willow_core.control import ControlRoom
 from willow_core.errors import RunStateError, StoreError
 from willow_core.population.worker import run_worker
 from willow_core.store import runs
 from willow_core.store.runs import RunState
-from tests.helpers import population_digest, wait_until
 
 TOTAL = 6_000
 BATCH_SIZE = 500

@@ -59,7 +59,12 @@ class ControlRoom:
         """
         with self._lock:
             if self._conn is None or self._conn.closed:
-                conn = connect(self.dsn(), timeout=self.settings.postgres.connect_timeout)
+                try:
+                    conn = connect(self.dsn(), timeout=self.settings.postgres.connect_timeout)
+                except StoreError:
+                    # Resolve again next time, which restarts an embedded server that has stopped.
+                    self._dsn = None
+                    raise
                 conn.autocommit = True
                 try:
                     migrate(conn)
@@ -73,6 +78,7 @@ class ControlRoom:
                 if self._conn.broken or self._conn.closed:
                     self._conn.close()
                     self._conn = None
+                    self._dsn = None
                 raise
 
     def _with_connection(self, operation: Callable[[psycopg.Connection], T]) -> T:

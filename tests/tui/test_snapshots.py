@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.tui.test_population_keys import pane_text, wait_for
 from willow_core.config import Settings, parse_settings
 from willow_core.population.worker import run_worker
 from willow_core.store import runs
@@ -14,7 +15,6 @@ from willow_core.store.db import connect
 from willow_core.store.embedded import embedded_cluster_dir, stop_embedded_postgres
 from willow_core.store.migrations import migrate
 from willow_tui.app import WillowApp
-from tests.tui.test_population_keys import pane_text, wait_for
 
 SNAPSHOT_DATABASE = "willow_snapshot"
 

@@ -52,7 +52,7 @@ def connect(dsn: str, *, timeout: int = 10, autocommit: bool = False) -> psycopg
             application_name="willow",
         )
     except psycopg.OperationalError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StoreError(
             f"could not connect to PostgreSQL at {describe_server(dsn)} within {timeout} s: "
             f"{reason}; check [postgres] dsn and that the server is running"

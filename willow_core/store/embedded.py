@@ -45,6 +45,11 @@ def start_embedded_postgres(cluster_dir: Path | None = None) -> str:
 
         try:
             server = get_server(directory, cleanup_mode=None)
+            # pgserver keeps one handle per directory and checks the server only when it creates
+            # that handle, so a server that stopped since then is started again here, under the
+            # same inter-process lock that pgserver takes.
+            with server._lock:
+                server.ensure_postgres_running()
         except Exception as error:  # pgserver raises bare exceptions from its subprocess calls
             raise StoreError(
                 f"could not start the embedded PostgreSQL in {directory}: {error}; "

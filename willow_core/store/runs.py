@@ -79,7 +79,7 @@ class RunProgress:
     """Customers committed in each of the last HISTORY_SECONDS seconds, oldest first."""
     live_workers: int
     last_exit_reason: str | None
-    """Why the most recently stopped worker stopped, if any did."""
+    """Exit reason of the most recently stopped worker; None when none has stopped."""
     log_paths: tuple[str, ...]
     """Log files of the run's workers, newest first."""
     as_of: datetime
