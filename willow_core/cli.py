@@ -8,8 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
 
 from willow_core import __version__
 from willow_core.config import Settings, load_settings
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a run's counts, rate, ETA and state")
     status.set_defaults(handler=_status)
     status.add_argument("run", nargs="?", type=_positive, help="run id (default: the latest run)")
+
+    list_runs = commands.add_parser("runs", help="list every run with its state and progress")
+    list_runs.set_defaults(handler=_list_runs)
     return parser
 
 
@@ -110,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    console = Console()
-    errors = Console(stderr=True)
+    # Output to a pipe or file gets wide lines, so tables and reports are not cut at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 160)
 
     try:
         settings = load_settings(args.config)
@@ -122,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             context.close()
     except ConfigError as error:
-        errors.print(f"willow: {error.message}", markup=False, highlight=False)
+        print(f"willow: {error.message}", file=sys.stderr)
         return 2
     except WillowError as error:
-        errors.print(f"willow: {error.message}", markup=False, highlight=False)
+        print(f"willow: {error.message}", file=sys.stderr)
         return 1
 
 
@@ -167,6 +172,30 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
         context.console.print("No generation run yet. Start one with: willow generate --total N")
         return 0
     context.console.print(describe_progress(progress), highlight=False)
+    return 0
+
+
+def _list_runs(args: argparse.Namespace, context: CommandContext) -> int:
+    all_progress = context.room.all_progress()
+    if not all_progress:
+        context.console.print("No generation run yet. Start one with: willow generate --total N")
+        return 0
+    table = Table(box=box.SIMPLE_HEAD)
+    for header in ("run", "state", "customers", "target", "done", "seed", "batch", "created"):
+        table.add_column(header, no_wrap=True)
+    for progress in all_progress:
+        run = progress.run
+        table.add_row(
+            str(run.run_id),
+            str(progress.state),
+            format_count(progress.customers),
+            format_count(run.total),
+            f"{progress.fraction:.1%}",
+            str(run.seed),
+            format_count(run.batch_size),
+            run.created_at.strftime("%d/%m/%Y %H:%M"),
+        )
+    context.console.print(table)
     return 0
 
 

@@ -158,6 +158,14 @@ class ControlRoom:
                     conn, worker.worker_id, f"process {worker.pid} on {worker.host} has gone"
                 )
 
+    def all_progress(self) -> list[RunProgress]:
+        """Return the progress of every run, oldest first."""
+
+        def read(conn: psycopg.Connection) -> list[RunProgress]:
+            return [runs.progress(conn, run.run_id) for run in runs.list_runs(conn)]
+
+        return self._with_connection(read)
+
     def log_tail(self, progress: RunProgress, lines: int) -> list[str]:
         """Return the last lines of the run's newest worker log."""
         if not progress.log_paths:

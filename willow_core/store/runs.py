@@ -192,8 +192,17 @@ def get_run(conn: psycopg.Connection, run_id: int) -> Run:
             sql.SQL("SELECT {} FROM runs WHERE run_id = %s").format(_RUN_COLUMNS), (run_id,)
         ).fetchone()
     if run is None:
-        raise RunStateError(f"run {run_id} not found; willow status lists the runs")
+        raise RunStateError(f"run {run_id} not found; willow runs lists the runs")
     return run
+
+
+def list_runs(conn: psycopg.Connection) -> list[Run]:
+    """Return every run, oldest first."""
+    with wrap_errors("listing runs"):
+        cursor = conn.cursor(row_factory=class_row(Run))
+        return cursor.execute(
+            sql.SQL("SELECT {} FROM runs ORDER BY run_id").format(_RUN_COLUMNS)
+        ).fetchall()
 
 
 def latest_run(conn: psycopg.Connection) -> Run | None:
@@ -410,7 +419,7 @@ def _lock_run(conn: psycopg.Connection, run_id: int) -> Run:
         (run_id,),
     ).fetchone()
     if run is None:
-        raise RunStateError(f"run {run_id} not found; willow status lists the runs")
+        raise RunStateError(f"run {run_id} not found; willow runs lists the runs")
     return run
 
 
