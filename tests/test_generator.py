@@ -1,9 +1,29 @@
-"""Generator v1: deterministic per (seed, batch) and within the documented ranges."""
+"""The batch generator: deterministic per (seed, batch) and within the documented ranges."""
 
 from datetime import date
 
 from willow_core.population.generator import REFERENCE_DATE, generate_batch
 from willow_core.population.models import MAX_PETS_PER_CUSTOMER
+
+OFCOM_DRAMA_PREFIXES = (
+    "07700 900",
+    "01632 960",
+    "020 7946 0",
+    "0113 496 0",
+    "0114 496 0",
+    "0115 496 0",
+    "0116 496 0",
+    "0117 496 0",
+    "0118 496 0",
+    "0121 496 0",
+    "0131 496 0",
+    "0141 496 0",
+    "0151 496 0",
+    "0161 496 0",
+    "0191 498 0",
+    "029 2018 0",
+)
+"""Ofcom's ranges of telephone numbers for drama, each followed by three digits."""
 
 
 def test_batch_is_deterministic() -> None:
@@ -33,7 +53,7 @@ def test_customers_within_ranges() -> None:
         assert 18 <= age_at_creation <= 90, customer
         assert customer.created_at.date() <= REFERENCE_DATE
         assert customer.email.rsplit("@", 1)[1] in {"example.com", "example.org", "example.net"}
-        assert customer.phone.startswith(("07700 900", "020 7946 0"))
+        assert customer.phone.startswith(OFCOM_DRAMA_PREFIXES), customer.phone
 
 
 def test_pets_follow_documented_shares() -> None:

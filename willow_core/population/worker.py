@@ -23,7 +23,7 @@ import psycopg
 
 from willow_core.config import DSN_ENV
 from willow_core.errors import WillowError
-from willow_core.population.generator import generate_batch
+from willow_core.population.generator import generate_batch, profile_from_run
 from willow_core.store.db import connect, wrap_errors
 from willow_core.store.ingest import copy_batch
 from willow_core.store.runs import mark_finished_if_complete
@@ -93,7 +93,7 @@ def run_worker(dsn: str, run_id: int, *, log_path: str | None = None) -> str:
         raise
     finally:
         heartbeat.stop()
-        _record_stop(conn, worker_id, reason)
+        _record_stop(conn, dsn, worker_id, reason)
         conn.close()
         log.info("worker %d stopped: %s", worker_id, reason)
 
@@ -103,11 +103,13 @@ def _serve(conn: psycopg.Connection, run_id: int, worker_id: int) -> str:
         started = time.perf_counter()
         with wrap_errors(f"generating a batch of run {run_id}"), conn.transaction():
             run = conn.execute(
-                "SELECT seed, requested_state FROM runs WHERE run_id = %s", (run_id,)
+                "SELECT seed, requested_state, population FROM runs WHERE run_id = %s",
+                (run_id,),
             ).fetchone()
             if run is None:
                 return f"run {run_id} not found"
-            seed, requested_state = run
+            seed, requested_state, population = run
+            profile = profile_from_run(population)
             if requested_state == "paused":
                 return "paused"
 
@@ -126,7 +128,7 @@ def _serve(conn: psycopg.Connection, run_id: int, worker_id: int) -> str:
             batch_index, first_customer_id, size = claim
             log.info("claimed batch %d (customers %d+%d)", batch_index, first_customer_id, size)
 
-            batch = generate_batch(seed, batch_index, first_customer_id, size)
+            batch = generate_batch(seed, batch_index, first_customer_id, size, profile)
             copy_batch(conn, batch, run_id, batch_index)
             conn.execute(
                 """
@@ -146,19 +148,32 @@ def _serve(conn: psycopg.Connection, run_id: int, worker_id: int) -> str:
         )
 
     if mark_finished_if_complete(conn, run_id):
+        # A bulk load leaves the planner's statistics stale; sampling and validation plan
+        # their index scans on them. ANALYZE reads a fixed-size sample, so it takes about a
+        # second even at 10 million customers.
+        with wrap_errors(f"analysing the population after run {run_id}"):
+            conn.execute("ANALYZE customers, pets")
+            conn.commit()
+        log.info("run %d finished; statistics of customers and pets updated", run_id)
         return "finished"
     return "no batch left to claim; other workers hold the rest"
 
 
-def _record_stop(conn: psycopg.Connection, worker_id: int, reason: str) -> None:
+def _record_stop(conn: psycopg.Connection, dsn: str, worker_id: int, reason: str) -> None:
+    statement = "UPDATE workers SET stopped_at = now(), exit_reason = %s WHERE worker_id = %s"
     try:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
-        conn.execute(
-            "UPDATE workers SET stopped_at = now(), exit_reason = %s WHERE worker_id = %s",
-            (reason[:500], worker_id),
-        )
+        conn.execute(statement, (reason[:500], worker_id))
         conn.commit()
+        return
+    except psycopg.Error:
+        # A signal in the middle of a COPY leaves the connection busy ("another command is
+        # already in progress"): drop it, which rolls the batch back, and use a new one.
+        conn.close()
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as fresh:
+            fresh.execute(statement, (reason[:500], worker_id))
     except psycopg.Error as error:
         log.warning("could not record the stop of worker %d: %s", worker_id, error)
 
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(
         level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
