@@ -1,0 +1,1 @@
+"""The Pet Claims graph: ontology, connection, embedded server, schema and counts."""

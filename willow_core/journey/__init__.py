@@ -1,0 +1,1 @@
+"""Customer journeys: pricing, claims, the steps of one NPC, sampling and the runner."""
