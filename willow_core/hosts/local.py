@@ -12,7 +12,7 @@ from pathlib import Path
 
 from willow_core.config import DSN_ENV
 from willow_core.errors import HostError
-from willow_core.hosts.base import LaunchedWorker
+from willow_core.hosts.base import ConnectionState, LaunchedWorker, LinkStatus
 from willow_core.paths import logs_dir
 
 log = logging.getLogger("willow.hosts.local")
@@ -29,6 +29,7 @@ class LocalHost:
     """
 
     name = "this machine"
+    remote = False
 
     def __init__(self, log_dir: Path | None = None) -> None:
         self._log_dir = log_dir
@@ -105,3 +106,12 @@ class LocalHost:
         except OSError as error:
             raise HostError(f"could not stop worker pid {pid}: {error.strerror}") from error
         log.info("sent SIGTERM to worker pid %d", pid)
+
+    def connect(self) -> None:
+        return None
+
+    def connection_state(self) -> ConnectionState:
+        return ConnectionState(LinkStatus.LOCAL)
+
+    def close(self) -> None:
+        return None
