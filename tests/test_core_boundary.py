@@ -22,3 +22,23 @@ def test_core_imports_without_textual() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+CONTROL_ONLY_PACKAGES = ("textual", "neo4j", "asyncssh", "pgserver", "arcadedb_embedded")
+
+
+def test_cli_runs_without_control_extras() -> None:
+    """A generator host installs only the core: `willow` must start without the control extras."""
+    script = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name.split('.')[0] in {CONTROL_ONLY_PACKAGES!r}:\n"
+        "            raise ImportError(f'{name} is not installed')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from willow_core.cli import main\n"
+        "sys.exit(main(['generate', '--help']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--resume" in result.stdout

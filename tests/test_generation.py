@@ -15,8 +15,10 @@ from willow_core.population.worker import run_worker
 from willow_core.store import runs
 from willow_core.store.runs import RunState
 
-TOTAL = 6_000
-BATCH_SIZE = 500
+# Batches big enough that a worker spends a few tenths of a second on each, so a kill can land
+# between its claim and its commit.
+TOTAL = 150_000
+BATCH_SIZE = 25_000
 SEED = 424_242
 
 
@@ -95,7 +97,7 @@ def test_resume_after_sigkill_is_exact(make_database, workers: int) -> None:
     try:
         run = room.start_run()
         mid_batch_kills = 0
-        for after in (2, 6):
+        for after in (1, 3):
             mid_batch_kills += _kill_workers_mid_batch(room, dsn, run.run_id, after)
             progress = room.progress(run.run_id)
             assert progress is not None
@@ -127,7 +129,7 @@ def test_pause_stops_at_batch_boundary(settings: Settings, postgres_dsn: str) ->
         settings.model_copy(
             update={
                 "generation": settings.generation.model_copy(
-                    update={"total": 20_000, "batch_size": 500}
+                    update={"total": 400_000, "batch_size": 20_000}
                 )
             }
         )
@@ -142,8 +144,8 @@ def test_pause_stops_at_batch_boundary(settings: Settings, postgres_dsn: str) ->
         )
         paused = room.progress(run.run_id)
         assert paused is not None
-        assert paused.customers % 500 == 0
-        assert paused.customers < 20_000
+        assert paused.customers % 20_000 == 0
+        assert paused.customers < 400_000
         assert paused.state is RunState.PAUSED
         with psycopg.connect(postgres_dsn) as conn:
             customers = conn.execute("SELECT count(*) FROM customers").fetchone()
@@ -161,7 +163,7 @@ def test_pause_stops_at_batch_boundary(settings: Settings, postgres_dsn: str) ->
         )
         finished = room.progress(run.run_id)
         assert finished is not None
-        assert finished.customers == 20_000
+        assert finished.customers == 400_000
         assert finished.run.finished_at is not None
     finally:
         room.close()
@@ -196,7 +198,7 @@ def test_finished_only_when_target_met(settings: Settings, postgres_dsn: str) ->
 
 
 def test_second_start_while_active_is_rejected(control_room: ControlRoom) -> None:
-    run = control_room.start_run(total=50_000, batch_size=1_000)
+    run = control_room.start_run(total=5_000_000, batch_size=50_000)
     try:
         with pytest.raises(RunStateError, match=rf"run {run.run_id} is running"):
             control_room.start_run()

@@ -17,6 +17,10 @@ from willow_core import __version__
 from willow_core.config import Settings, load_settings
 from willow_core.control import ControlRoom
 from willow_core.errors import ConfigError, WillowError
+from willow_core.hosts.cli import register_commands as register_host_commands
+from willow_core.journey.cli import register_commands as register_journey_commands
+from willow_core.population.cli import register_commands as register_population_commands
+from willow_core.quote_form.cli import register_commands as register_quote_form_commands
 from willow_core.store.runs import RunProgress, RunState
 from willow_core.units import format_count, format_duration
 
@@ -105,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     list_runs = commands.add_parser("runs", help="list every run with its state and progress")
     list_runs.set_defaults(handler=_list_runs)
+
+    register_quote_form_commands(commands)
+    register_host_commands(commands)
+    register_journey_commands(commands)
+    register_population_commands(commands)
     return parser
 
 

@@ -7,7 +7,10 @@ a toast or modal heading and a one-line message that names the value and the fix
     ├── ConfigError          invalid config file, key or value
     ├── StoreError           PostgreSQL unreachable, query or migration failed
     ├── RunStateError        an operation that the run's current state does not allow
-    └── HostError            the generator host could not start, stop or read a worker
+    ├── HostError            the generator host could not start, stop or read a worker
+    ├── GraphError           graph server unreachable, rejected a query, or could not start
+    │   └── GraphUnavailable the graph server cannot be reached; a retry may succeed
+    └── JourneyError         a journey run cannot start, e.g. too few customers to sample
 
 Driver errors (psycopg, asyncssh, neo4j) are wrapped where they enter the core and chained with
 `raise ... from error`, so the original stays in tracebacks and logs.
@@ -38,3 +41,15 @@ class RunStateError(WillowError):
 
 class HostError(WillowError):
     title = "Generator host"
+
+
+class GraphError(WillowError):
+    title = "Graph database"
+
+
+class GraphUnavailable(GraphError):
+    title = "Graph database unreachable"
+
+
+class JourneyError(WillowError):
+    title = "Customer journey"

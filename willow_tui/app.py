@@ -21,11 +21,18 @@ from textual.worker import Worker, WorkerState
 from willow_core import __version__
 from willow_core.config import Settings, load_settings
 from willow_core.control import ControlRoom
-from willow_core.errors import ConfigError, WillowError
+from willow_core.errors import ConfigError, HostError, WillowError
+from willow_core.graph.client import GraphClient
 from willow_core.paths import data_dir
+from willow_core.quote_form.service import QuoteFormService
 from willow_core.store.runs import Run, RunProgress
+from willow_tui.graph_pane import GraphPane
 from willow_tui.help_screen import HelpScreen
+from willow_tui.host_screens import ConfirmStopScreen, DeployScreen, HostStateFetched, RunStopped
+from willow_tui.journey_pane import JourneyPane
+from willow_tui.pet_claims import PetClaimsColumn
 from willow_tui.population_pane import PopulationPane
+from willow_tui.validation_pane import ValidationPane
 
 log = logging.getLogger("willow.tui")
 
@@ -85,6 +92,41 @@ class WillowApp(App[None]):
             id="run.resume",
             tooltip="Resume a paused or crashed run from its next uncommitted batch",
         ),
+        Binding(
+            "v",
+            "validate",
+            "Validate",
+            id="validation.run",
+            tooltip="Validate a sample of NPCs against the quote form ([quote_form] sample_size)",
+        ),
+        Binding(
+            "g",
+            "refresh_graph",
+            "Graph",
+            id="graph.refresh",
+            tooltip="Refresh the graph counts, starting the embedded graph server if needed",
+        ),
+        Binding(
+            "j",
+            "run_journeys",
+            "Journeys",
+            id="journey.run",
+            tooltip="Ask how many NPCs, then run their journeys into the graph ([journey] seed)",
+        ),
+        Binding(
+            "x",
+            "stop_run",
+            "Stop",
+            id="run.stop",
+            tooltip="Stop the run now: SIGTERM to its workers' recorded PIDs (asks first)",
+        ),
+        Binding(
+            "d",
+            "deploy",
+            "Deploy",
+            id="host.deploy",
+            tooltip="Build Willow's wheel and install it into the venv on the [gpu_host] host",
+        ),
         Binding("question_mark", "help", "Keys", id="app.help", tooltip="List every key"),
         Binding(
             "q",
@@ -99,28 +141,43 @@ class WillowApp(App[None]):
         super().__init__()
         self.settings = settings
         self.room = room or ControlRoom(settings)
+        self.graph = GraphClient(settings)
         self.sub_title = self.room.database_label
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="panes"):
             yield PopulationPane(database=self.room.database_label, host=self.room.host.name)
+            yield ValidationPane(
+                QuoteFormService(self.room), sample_size=self.settings.quote_form.sample_size
+            )
+            yield PetClaimsColumn(self.graph, self.room, self.settings)
         yield Footer()
 
     def on_mount(self) -> None:
         self.refresh_progress()
         self.set_interval(self.settings.tui.refresh_seconds, self.refresh_progress)
+        self.refresh_host_state()
+        self.set_interval(1.0, self.refresh_host_state)
 
     def on_unmount(self) -> None:
         # Only the connection closes: detached generator workers keep running.
         self.room.close()
+        # Stops the embedded graph server if this app started it.
+        self.graph.close()
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def refresh_progress(self) -> None:
         """Fetch the latest run's progress and log tail, off the UI thread."""
         try:
             progress = self.room.progress()
-            lines = self.room.log_tail(progress, self.settings.tui.log_lines) if progress else []
+            try:
+                lines = (
+                    self.room.log_tail(progress, self.settings.tui.log_lines) if progress else []
+                )
+            except HostError as error:
+                # The run's state comes from PostgreSQL; only the log needs the host.
+                lines = [f"(log unavailable: {error.message})"]
         except WillowError as error:
             self.post_message(ProgressFetchFailed(f"{error.message} (retrying)"))
             return
@@ -134,6 +191,34 @@ class WillowApp(App[None]):
     def show_progress_failure(self, message: ProgressFetchFailed) -> None:
         self.query_one(PopulationPane).show_error(message.message)
 
+    @work(thread=True, exclusive=True, group="host-state", exit_on_error=False)
+    def refresh_host_state(self) -> None:
+        """Read the generator host's link state for the header, without contacting the host."""
+        self.post_message(HostStateFetched(self.room.host.name, self.room.host_state()))
+
+    @on(HostStateFetched)
+    def show_host_state(self, message: HostStateFetched) -> None:
+        self.sub_title = message.header(self.room.database_label)
+
+    def action_deploy(self) -> None:
+        self.push_screen(DeployScreen(self.room))
+
+    def action_stop_run(self) -> None:
+        def stop_if_confirmed(confirmed: bool | None) -> None:
+            if confirmed:
+                self._stop_run()
+
+        self.push_screen(ConfirmStopScreen(self.room.host.name), stop_if_confirmed)
+
+    @work(thread=True, group="run-command", exit_on_error=False)
+    def _stop_run(self) -> None:
+        self.post_message(RunStopped(self.room.stop(), self.room.host.name))
+
+    @on(RunStopped)
+    def report_run_stopped(self, message: RunStopped) -> None:
+        self.notify(message.describe())
+        self.refresh_progress()
+
     def action_start_run(self) -> None:
         self._run_command("start")
 
@@ -142,6 +227,15 @@ class WillowApp(App[None]):
 
     def action_resume_run(self) -> None:
         self._run_command("resume")
+
+    def action_validate(self) -> None:
+        self.query_one(ValidationPane).start_validation()
+
+    def action_refresh_graph(self) -> None:
+        self.query_one(GraphPane).refresh_counts(start=True)
+
+    def action_run_journeys(self) -> None:
+        self.query_one(JourneyPane).ask_and_run()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._all_bindings()))

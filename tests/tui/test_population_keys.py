@@ -19,7 +19,7 @@ def _settings(dsn: str) -> Settings:
     return parse_settings(
         {
             "postgres": {"dsn": dsn, "connect_timeout": 3},
-            "generation": {"total": 12_000, "batch_size": 300, "seed": 99},
+            "generation": {"total": 600_000, "batch_size": 20_000, "seed": 99},
             "tui": {"refresh_seconds": 0.2},
         }
     )
@@ -56,24 +56,26 @@ async def test_start_pause_quit_restart_resume(postgres_dsn: str) -> None:
         row = conn.execute("SELECT count(*) FROM customers").fetchone()
     assert row is not None
     (customers,) = row
-    assert 0 < customers < 12_000
-    assert f"Customers {customers:,} of 12,000" in paused_text
+    assert 0 < customers < 600_000
+    assert f"Customers {customers:,} of 600,000" in paused_text
 
     restarted = WillowApp(settings)
     async with restarted.run_test(size=(110, 34)) as pilot:
         await wait_for(
             pilot, lambda: "State paused" in pane_text(restarted), "paused after restart"
         )
-        assert f"Customers {customers:,} of 12,000" in pane_text(restarted)
+        assert f"Customers {customers:,} of 600,000" in pane_text(restarted)
         await pilot.press("r")
         await wait_for(pilot, lambda: "State finished" in pane_text(restarted), "finished")
-        assert "Customers 12,000 of 12,000" in pane_text(restarted)
+        assert "Customers 600,000 of 600,000" in pane_text(restarted)
 
 
 async def test_quit_leaves_generator_running(postgres_dsn: str) -> None:
     settings = _settings(postgres_dsn).model_copy(
         update={
-            "generation": _settings(postgres_dsn).generation.model_copy(update={"total": 200_000})
+            "generation": _settings(postgres_dsn).generation.model_copy(
+                update={"total": 5_000_000, "batch_size": 50_000}
+            )
         }
     )
     app = WillowApp(settings)

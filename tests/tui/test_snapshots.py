@@ -19,10 +19,10 @@ from willow_tui.app import WillowApp
 SNAPSHOT_DATABASE = "willow_snapshot"
 
 WORKER_LOG = """\
-2026-01-01 10:00:00,001 INFO willow.population.worker: worker 1 (pid 4242) serving run 1
-2026-01-01 10:00:00,002 INFO willow.population.worker: claimed batch 0 (customers 0+400)
-2026-01-01 10:00:00,450 INFO willow.population.worker: committed batch 0: 400 customers, 140 pets
-2026-01-01 10:00:04,990 INFO willow.population.worker: worker 1 stopped: finished
+2026-01-01 10:00:00,001 INFO worker 1 (pid 4242) serving run 1
+2026-01-01 10:00:00,002 INFO claimed batch 0 (customers 0+400)
+2026-01-01 10:00:00,450 INFO committed batch 0: 400 customers, 140 pets
+2026-01-01 10:00:04,990 INFO worker 1 stopped: finished
 """
 
 

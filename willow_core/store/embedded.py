@@ -41,7 +41,13 @@ def start_embedded_postgres(cluster_dir: Path | None = None) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset, which is normal over SSH and in CI.
         warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
+        try:
+            from pgserver.postgres_server import get_server
+        except ImportError as error:
+            raise StoreError(
+                "the embedded PostgreSQL needs the pgserver package, which a generator host's "
+                'install leaves out; install "willow[control]" or set [postgres] dsn'
+            ) from error
 
         try:
             server = get_server(directory, cleanup_mode=None)

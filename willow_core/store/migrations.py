@@ -113,6 +113,107 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX pets_customer ON pets (customer_id)",
         ),
     ),
+    Migration(
+        2,
+        "quote form validation log and milestone checks",
+        (
+            """
+            CREATE TABLE validation_runs (
+                validation_id    integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                mode             text NOT NULL CHECK (mode IN ('sample', 'all', 'ids')),
+                selected         bigint NOT NULL CHECK (selected >= 0),
+                form_name        text NOT NULL,
+                form_version     integer NOT NULL,
+                form_path        text NOT NULL,
+                form_fingerprint text NOT NULL,
+                as_of            date NOT NULL,
+                state            text NOT NULL DEFAULT 'running'
+                                 CHECK (state IN ('running', 'finished', 'failed', 'cancelled')),
+                npcs_checked     bigint NOT NULL DEFAULT 0,
+                npcs_failed      bigint NOT NULL DEFAULT 0,
+                pets_checked     bigint NOT NULL DEFAULT 0,
+                failures         bigint NOT NULL DEFAULT 0,
+                started_at       timestamptz NOT NULL DEFAULT now(),
+                updated_at       timestamptz NOT NULL DEFAULT now(),
+                finished_at      timestamptz,
+                error            text
+            )
+            """,
+            """
+            CREATE TABLE validation_failures (
+                failure_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                validation_id integer NOT NULL REFERENCES validation_runs ON DELETE CASCADE,
+                customer_id   bigint NOT NULL,
+                pet_id        bigint,
+                field         text NOT NULL,
+                rule          text NOT NULL,
+                value         text,
+                message       text NOT NULL
+            )
+            """,
+            """
+            CREATE INDEX validation_failures_run ON validation_failures (validation_id, failure_id)
+            """,
+            """
+            CREATE TABLE validation_field_stats (
+                validation_id integer NOT NULL REFERENCES validation_runs ON DELETE CASCADE,
+                field         text NOT NULL,
+                checked       bigint NOT NULL,
+                valid         bigint NOT NULL,
+                PRIMARY KEY (validation_id, field)
+            )
+            """,
+            """
+            CREATE TABLE validation_rule_counts (
+                validation_id integer NOT NULL REFERENCES validation_runs ON DELETE CASCADE,
+                field         text NOT NULL,
+                rule          text NOT NULL,
+                failures      bigint NOT NULL,
+                PRIMARY KEY (validation_id, field, rule)
+            )
+            """,
+            """
+            CREATE TABLE milestone_checks (
+                check_run_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                check_name   text NOT NULL,
+                passed       boolean NOT NULL,
+                population   bigint NOT NULL,
+                detail       text NOT NULL,
+                ran_at       timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX milestone_checks_latest ON milestone_checks (check_name, check_run_id)",
+        ),
+    ),
+    Migration(
+        3,
+        "pets acquired during customer journeys",
+        (
+            # A journey gives an NPC without a suitable pet a new one (written to pets). This
+            # row makes a rerun of the same journey seed find that pet instead of adding another.
+            """
+            CREATE TABLE journey_pets (
+                journey_seed bigint NOT NULL,
+                customer_id  bigint NOT NULL,
+                pet_id       bigint NOT NULL UNIQUE,
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (journey_seed, customer_id)
+            )
+            """,
+        ),
+    ),
+    Migration(
+        5,
+        "population generator v2: county, sex, pre-existing conditions, run settings",
+        (
+            "ALTER TABLE customers ADD COLUMN county text",
+            "ALTER TABLE customers ADD COLUMN sex text CHECK (sex IN ('female', 'male'))",
+            "ALTER TABLE pets ADD COLUMN pre_existing_conditions text",
+            # The population settings and reference-table fingerprints a run was created with;
+            # every worker generates from these, so all hosts produce the same population.
+            "ALTER TABLE runs ADD COLUMN population jsonb",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -13,10 +13,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 from willow_core.errors import RunStateError
 from willow_core.store.db import wrap_errors
@@ -114,9 +116,19 @@ _RUN_COLUMNS = sql.SQL(", ").join(
 
 
 def create_run(
-    conn: psycopg.Connection, *, total: int, batch_size: int, seed: int, generator: str
+    conn: psycopg.Connection,
+    *,
+    total: int,
+    batch_size: int,
+    seed: int,
+    generator: str,
+    population: dict[str, Any] | None = None,
 ) -> Run:
     """Create a run and its batch rows, with customer ids following every earlier run's.
+
+    Args:
+        population: the population profile the run's workers generate from (settings and
+            table fingerprints, as `PopulationProfile.describe` returns); None means defaults.
 
     Raises:
         RunStateError: another run has not finished; it must be resumed or finish first.
@@ -142,14 +154,22 @@ def create_run(
             sql.SQL(
                 """
                 INSERT INTO runs
-                    (seed, total, batch_size, first_customer_id, generator, requested_state)
+                    (seed, total, batch_size, first_customer_id, generator, requested_state,
+                     population)
                 SELECT %(seed)s, %(total)s, %(batch_size)s,
-                       coalesce(max(first_customer_id + total), 0), %(generator)s, 'running'
+                       coalesce(max(first_customer_id + total), 0), %(generator)s, 'running',
+                       %(population)s
                 FROM runs
                 RETURNING {}
                 """
             ).format(_RUN_COLUMNS),
-            {"seed": seed, "total": total, "batch_size": batch_size, "generator": generator},
+            {
+                "seed": seed,
+                "total": total,
+                "batch_size": batch_size,
+                "generator": generator,
+                "population": Jsonb(population) if population is not None else None,
+            },
         ).fetchone()
         assert run is not None
 
