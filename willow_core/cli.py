@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from willow_core import __version__
+from willow_core.cli_args import positive_int, seed
 from willow_core.config import Settings, load_settings
 from willow_core.control import ControlRoom
 from willow_core.errors import ConfigError, WillowError
@@ -49,26 +50,6 @@ class CommandContext:
 _LATEST = -1
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="willow", description="Generate and steer Willow's synthetic UK population."
@@ -82,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="start a generation run, or resume one")
     generate.set_defaults(handler=_generate)
-    generate.add_argument("--total", type=_positive, help="customers to generate")
-    generate.add_argument("--batch-size", type=_positive, help="customers per batch")
-    generate.add_argument("--seed", type=_non_negative, help="seed of the run")
-    generate.add_argument("--workers", type=_positive, help="worker processes to launch")
+    generate.add_argument("--total", type=positive_int, help="customers to generate")
+    generate.add_argument("--batch-size", type=positive_int, help="customers per batch")
+    generate.add_argument("--seed", type=seed, help="seed of the run")
+    generate.add_argument("--workers", type=positive_int, help="worker processes to launch")
     generate.add_argument(
         "--resume",
         nargs="?",
-        type=_positive,
+        type=positive_int,
         const=_LATEST,
         metavar="RUN",
         help="resume run RUN (default: the latest run) instead of starting a new one",
@@ -100,12 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pause = commands.add_parser("pause", help="pause a run at its next batch boundary")
     pause.set_defaults(handler=_pause)
-    pause.add_argument("run", nargs="?", type=_positive, help="run id (default: the latest run)")
+    pause.add_argument("run", nargs="?", type=positive_int, help="run id (default: the latest run)")
     pause.add_argument("--wait", action="store_true", help="wait until every worker has stopped")
 
     status = commands.add_parser("status", help="show a run's counts, rate, ETA and state")
     status.set_defaults(handler=_status)
-    status.add_argument("run", nargs="?", type=_positive, help="run id (default: the latest run)")
+    status.add_argument(
+        "run", nargs="?", type=positive_int, help="run id (default: the latest run)"
+    )
 
     list_runs = commands.add_parser("runs", help="list every run with its state and progress")
     list_runs.set_defaults(handler=_list_runs)

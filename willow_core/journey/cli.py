@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from willow_core.cli_args import positive_int, seed
 from willow_core.errors import ConfigError
 from willow_core.graph import ontology
 from willow_core.units import format_count
@@ -61,11 +62,11 @@ def register_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "new and completes a run that stopped. Exits 1 when any NPC was not written.",
     )
     journey.add_argument(
-        "--n", type=_positive, metavar="N", help="NPCs to sample (default: [journey] npcs)"
+        "--n", type=positive_int, metavar="N", help="NPCs to sample (default: [journey] npcs)"
     )
     journey.add_argument(
         "--seed",
-        type=_non_negative,
+        type=seed,
         help="seed of the sample and outcomes (default: [journey] seed)",
     )
     journey.set_defaults(handler=_journey)
@@ -262,23 +263,3 @@ def _print_errors(report: JourneyReport, console: Console) -> None:
         console.print(f"  NPC {ids}{more}: {error.message}", markup=False, highlight=False)
     if len(report.errors) > ERRORS_SHOWN:
         console.print(f"  ... and {len(report.errors) - ERRORS_SHOWN} more errors", markup=False)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 2^63 - 1")
-    return value

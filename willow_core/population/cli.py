@@ -7,6 +7,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from willow_core.cli_args import positive_int
 from willow_core.population.generator import PopulationProfile, build_profile, profile_from_run
 from willow_core.population.report import (
     DistributionReport,
@@ -36,12 +37,12 @@ def register_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     distributions.set_defaults(handler=_distributions)
     distributions.add_argument(
         "--sample",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="NPCs to sample (default: [population] report_sample_size)",
     )
     distributions.add_argument(
-        "--run", type=_positive, metavar="RUN", help="sample this run only (default: every run)"
+        "--run", type=positive_int, metavar="RUN", help="sample this run only (default: every run)"
     )
     distributions.add_argument("--seed", type=int, default=1, help="seed of the sample")
     distributions.add_argument(
@@ -147,16 +148,6 @@ def render(report: DistributionReport, source: str) -> Table:
             status,
         )
     return table
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
 
 
 def _fraction(text: str) -> float:

@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from willow_core.cli_args import non_negative_int, positive_int
 from willow_core.errors import ConfigError
 from willow_core.quote_form.reports import CoverageReport, NpcRecord
 from willow_core.quote_form.service import QuoteFormService
@@ -43,7 +44,7 @@ def register_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     which = validate.add_mutually_exclusive_group()
     which.add_argument(
         "--sample",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="validate N NPCs drawn at random (default: [quote_form] sample_size)",
     )
@@ -55,7 +56,9 @@ def register_commands(commands: "argparse._SubParsersAction[Any]") -> None:
         metavar="ID",
         help="validate these NPCs; ranges as FIRST-LAST and commas allowed, e.g. 5 17 200-299",
     )
-    validate.add_argument("--seed", type=_non_negative, help="seed of the sample (default: random)")
+    validate.add_argument(
+        "--seed", type=non_negative_int, help="seed of the sample (default: random)"
+    )
     validate.add_argument(
         "--as-of",
         type=_day,
@@ -72,14 +75,16 @@ def register_commands(commands: "argparse._SubParsersAction[Any]") -> None:
     )
     coverage.set_defaults(handler=_coverage)
     coverage.add_argument(
-        "--sample", type=_positive, metavar="N", help="validate a fresh sample of N NPCs first"
+        "--sample", type=positive_int, metavar="N", help="validate a fresh sample of N NPCs first"
     )
 
     npc = commands.add_parser(
         "npc", help="show one NPC, its quote form answers and how to regenerate it"
     )
     npc.set_defaults(handler=_npc)
-    npc.add_argument("customer_id", type=_non_negative, metavar="ID", help="the NPC's customer id")
+    npc.add_argument(
+        "customer_id", type=non_negative_int, metavar="ID", help="the NPC's customer id"
+    )
     npc.add_argument(
         "--as-of",
         type=_day,
@@ -294,32 +299,15 @@ def _shown(value: Any) -> str:
     return str(value).replace("\n", "⏎")
 
 
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("0 must be greater than 0")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
 def _id_list(text: str) -> list[int]:
     """Parse "5", "5,17" or "200-299" into ids."""
     ids: list[int] = []
     for part in filter(None, text.split(",")):
         first, dash, last = part.partition("-")
         if not dash:
-            ids.append(_non_negative(first))
+            ids.append(non_negative_int(first))
             continue
-        low, high = _non_negative(first), _non_negative(last)
+        low, high = non_negative_int(first), non_negative_int(last)
         if high < low:
             raise argparse.ArgumentTypeError(f"range {part!r} ends before it starts")
         if high - low >= MAX_IDS:
