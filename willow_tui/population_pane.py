@@ -50,7 +50,7 @@ class PopulationPane(Vertical):
         yield Static("", id="population-error", classes="-hidden")
         yield ProgressBar(total=None, show_eta=False, id="population-progress")
         yield Static("", id="population-rate")
-        yield Sparkline([0], summary_function=max, id="population-throughput")
+        yield Sparkline([], summary_function=max, id="population-throughput")
         yield Static("Generator log", id="population-log-title")
         yield Static("", id="population-log", markup=False)
 
@@ -66,7 +66,7 @@ class PopulationPane(Vertical):
             status.update("No generation run yet. Press [b]s[/b] to start one.")
             bar.update(total=None, progress=0)
             rate.update("")
-            sparkline.data = [0]
+            sparkline.data = []
             self.query_one("#population-log", Static).update("")
             return
 
