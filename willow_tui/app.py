@@ -1,7 +1,7 @@
 """The Willow control room: a Textual app over the headless core in willow_core.
 
 Panes sit side by side in `#panes`. Every database or host call runs in a thread worker that
-calls `ControlRoom` and posts the result back as a message; the UI thread only renders.
+calls `ControlRoom` and posts the result back as a message, so the UI thread only renders.
 """
 
 import argparse
@@ -183,13 +183,17 @@ class WillowApp(App[None]):
             return
         self.post_message(ProgressFetched(progress, lines))
 
+    # A poll can finish after the app has begun to exit and removed its panes, so these handlers
+    # update whichever population pane exists rather than requiring one.
     @on(ProgressFetched)
     def show_progress(self, message: ProgressFetched) -> None:
-        self.query_one(PopulationPane).show_progress(message.progress, message.log_lines)
+        for pane in self.query(PopulationPane):
+            pane.show_progress(message.progress, message.log_lines)
 
     @on(ProgressFetchFailed)
     def show_progress_failure(self, message: ProgressFetchFailed) -> None:
-        self.query_one(PopulationPane).show_error(message.message)
+        for pane in self.query(PopulationPane):
+            pane.show_error(message.message)
 
     @work(thread=True, exclusive=True, group="host-state", exit_on_error=False)
     def refresh_host_state(self) -> None:
