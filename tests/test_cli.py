@@ -32,7 +32,9 @@ def test_resume_of_finished_run_fails(dsn_in_env: str, capsys: pytest.CaptureFix
     assert main(["generate", "--total", "10", "--batch-size", "5"]) == 0
     capsys.readouterr()
     assert main(["generate", "--resume"]) == 1
-    assert capsys.readouterr().err.strip() == ("willow: run 1 has finished; start a new run with s")
+    assert capsys.readouterr().err.strip() == (
+        "willow: run 1 has finished; start a new run (s, or willow generate)"
+    )
 
 
 def test_status_without_runs(dsn_in_env: str, capsys: pytest.CaptureFixture[str]) -> None:

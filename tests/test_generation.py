@@ -221,3 +221,14 @@ def test_unreachable_dsn_is_a_clear_error() -> None:
     assert "127.0.0.1:1/willow" in message
     assert "within 2 s" in message
     assert "[postgres] dsn" in message
+
+
+def test_workers_capped_at_pending_batches(control_room: ControlRoom, postgres_dsn: str) -> None:
+    run = control_room.start_run(total=1_000, batch_size=1_000, workers=5)
+    wait_until(
+        lambda: control_room.progress(run.run_id).state is RunState.FINISHED,  # type: ignore[union-attr]
+        message="the run to finish",
+    )
+    with psycopg.connect(postgres_dsn) as conn:
+        launched = conn.execute("SELECT count(*) FROM workers").fetchone()
+    assert launched == (1,)

@@ -14,8 +14,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from willow_core import __version__
-from willow_core.cli_args import positive_int, seed
-from willow_core.config import Settings, load_settings
+from willow_core.cli_args import positive_int, seed, worker_count
+from willow_core.config import MAX_WORKERS, Settings, load_settings
 from willow_core.control import ControlRoom
 from willow_core.errors import ConfigError, WillowError
 from willow_core.hosts.cli import register_commands as register_host_commands
@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--total", type=positive_int, help="customers to generate")
     generate.add_argument("--batch-size", type=positive_int, help="customers per batch")
     generate.add_argument("--seed", type=seed, help="seed of the run")
-    generate.add_argument("--workers", type=positive_int, help="worker processes to launch")
+    generate.add_argument(
+        "--workers",
+        type=worker_count,
+        help=f"worker processes to launch (1-{MAX_WORKERS}; never more than unclaimed batches)",
+    )
     generate.add_argument(
         "--resume",
         nargs="?",
@@ -202,7 +206,7 @@ def describe_progress(progress: RunProgress) -> str:
         f"  pets       {format_count(progress.pets)}",
         f"  batches    {format_count(progress.batches_committed)} of "
         f"{format_count(run.batch_count)} committed (batch size {format_count(run.batch_size)})",
-        f"  rate       {format_count(round(progress.rate))} customers/s",
+        f"  rate       {_describe_rate(progress)}",
         f"  ETA        {format_duration(eta) if eta is not None else '-'}",
         f"  workers    {progress.live_workers} live",
         f"  seed       {run.seed}",
@@ -210,6 +214,13 @@ def describe_progress(progress: RunProgress) -> str:
     if progress.state is RunState.CRASHED and progress.last_exit_reason:
         lines.append(f"  last exit  {progress.last_exit_reason}")
     return "\n".join(lines)
+
+
+def _describe_rate(progress: RunProgress) -> str:
+    rate = f"{format_count(round(progress.rate))} customers/s"
+    if progress.state in (RunState.RUNNING, RunState.PAUSING):
+        return rate
+    return f"- ({progress.state}; it was {rate} before the last commit)"
 
 
 def _follow(room: ControlRoom, run_id: int, console: Console) -> int:

@@ -2,6 +2,8 @@
 
 import argparse
 
+from willow_core.config import MAX_WORKERS
+
 MAX_SEED = 2**63 - 1
 """Largest seed a run stores (PostgreSQL bigint)."""
 
@@ -11,6 +13,14 @@ def positive_int(text: str) -> int:
     value = _whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """Parse a number of worker processes: 1 to MAX_WORKERS."""
+    value = _whole_number(text)
+    if not 0 < value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value} must be between 1 and {MAX_WORKERS}")
     return value
 
 

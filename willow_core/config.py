@@ -29,6 +29,9 @@ from willow_core.errors import ConfigError
 from willow_core.paths import config_dir
 
 DSN_ENV = "WILLOW_POSTGRES_DSN"
+
+MAX_WORKERS = 256
+"""Most worker processes one launch starts on a host."""
 CONFIG_ENV = "WILLOW_CONFIG"
 
 
@@ -70,7 +73,7 @@ class GenerationSettings(_Section):
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 20_260_101
     """Seed of a new run; batch k's content depends only on (seed, k)."""
 
-    workers: Annotated[int, Field(gt=0, le=256)] = 1
+    workers: Annotated[int, Field(gt=0, le=MAX_WORKERS)] = 1
     """Worker processes a run starts with."""
 
 
@@ -168,7 +171,7 @@ class GpuHostSettings(_Section):
     remote_dir: str = "~/.local/share/willow"
     """Directory on the host for worker logs and uploaded wheels."""
 
-    workers: Annotated[int, Field(gt=0, le=256)] | None = None
+    workers: Annotated[int, Field(gt=0, le=MAX_WORKERS)] | None = None
     """Worker processes a run starts on the host; absent means [generation] workers."""
 
     detach: Literal["auto", "tmux", "setsid"] = "auto"

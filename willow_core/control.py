@@ -230,11 +230,13 @@ class ControlRoom:
 
     def _launch_workers(self, run: Run, workers: int | None) -> None:
         """Launch the run's workers; if that fails, leave the run paused so `r` can retry."""
-        count = workers or (self.settings.gpu_host.workers if self.host.remote else None)
+        requested = workers or (self.settings.gpu_host.workers if self.host.remote else None)
+        requested = requested or self.settings.generation.workers
+        # A worker beyond the number of unclaimed batches would only start and exit.
+        pending = self._with_connection(lambda conn: runs.pending_batches(conn, run.run_id))
+        count = max(1, min(requested, pending))
         try:
-            self.host.launch_workers(
-                run.run_id, count or self.settings.generation.workers, self._worker_dsn()
-            )
+            self.host.launch_workers(run.run_id, count, self._worker_dsn())
         except HostError as error:
             with self.connection() as conn:
                 runs.request_pause(conn, run.run_id)

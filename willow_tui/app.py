@@ -63,6 +63,15 @@ class RunCommandSucceeded(Message):
         self.run = run
 
 
+RECORD_KEY = Binding(
+    "enter",
+    "select_cursor",
+    "Open record",
+    tooltip="Open the selected failure's NPC record; Esc returns to the failure log",
+)
+"""The failure table's own Enter binding, listed in the help with the app's keys."""
+
+
 class WillowApp(App[None]):
     """The control room."""
 
@@ -248,6 +257,7 @@ class WillowApp(App[None]):
         bindings: list[BindingType] = list(self.BINDINGS)
         for pane in self.query("#panes > *"):
             bindings.extend(getattr(pane, "BINDINGS", []))
+        bindings.append(RECORD_KEY)
         return bindings
 
     @work(thread=True, group="run-command", exit_on_error=False)

@@ -14,7 +14,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: 80; height: auto; border: round $primary; padding: 1 2; background: $surface;
+        width: 100; height: auto; border: round $primary; padding: 1 2; background: $surface;
     }
     """
     BINDINGS = [
@@ -42,4 +42,4 @@ class HelpScreen(ModalScreen[None]):
 
 
 def _key_label(key: str) -> str:
-    return {"question_mark": "?", "escape": "Esc", "enter": "Enter"}.get(key, key)
+    return {"question_mark": "?", "escape": "Esc", "enter": "Enter", "slash": "/"}.get(key, key)

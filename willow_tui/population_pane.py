@@ -90,15 +90,23 @@ class PopulationPane(Vertical):
         bar.update(total=run.total, progress=progress.customers)
 
         eta = progress.eta_seconds
-        rate.update(
-            Text.assemble(
+        customers_per_second = f"{format_count(round(progress.rate))} customers/s"
+        if progress.state in (RunState.RUNNING, RunState.PAUSING):
+            throughput = Text.assemble(
                 ("Throughput ", "bold"),
-                f"{format_count(round(progress.rate))} customers/s",
+                customers_per_second,
                 ("   ETA ", "bold"),
                 format_duration(eta) if eta is not None else "-",
-                ("   last 60 s:", "dim"),
             )
-        )
+            window = "Last 60 s:"
+        else:
+            # A stopped run shows the throughput it had before its last commit.
+            throughput = Text.assemble(
+                ("Throughput ", "bold"), f"- ({progress.state}; it was {customers_per_second})"
+            )
+            window = "60 s before the last commit:"
+        throughput.append(f"\n{window}", style="dim")
+        rate.update(throughput)
         sparkline.data = list(progress.history)
         log_text = "\n".join(log_lines) if log_lines else "(no worker log yet)"
         self.query_one("#population-log", Static).update(log_text)

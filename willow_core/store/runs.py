@@ -244,7 +244,7 @@ def resolve_run(conn: psycopg.Connection, run_id: int | None) -> Run:
         return get_run(conn, run_id)
     run = latest_run(conn)
     if run is None:
-        raise RunStateError("no generation run yet; start one with s or willow generate")
+        raise RunStateError("no generation run yet; start one (s, or willow generate)")
     return run
 
 
@@ -259,7 +259,10 @@ def request_pause(conn: psycopg.Connection, run_id: int) -> Run:
         if run.finished_at is not None:
             raise RunStateError(f"run {run_id} has finished; there is nothing to pause")
         if run.requested_state == "paused":
-            raise RunStateError(f"run {run_id} is already paused; resume it with r")
+            raise RunStateError(
+                f"run {run_id} is already paused; "
+                f"resume it (r, or willow generate --resume {run_id})"
+            )
         conn.execute("UPDATE runs SET requested_state = 'paused' WHERE run_id = %s", (run_id,))
     log.info("requested pause of run %d", run_id)
     return get_run(conn, run_id)
@@ -274,7 +277,9 @@ def request_resume(conn: psycopg.Connection, run_id: int) -> Run:
     with wrap_errors(f"resuming run {run_id}"), conn.transaction():
         run = _lock_run(conn, run_id)
         if run.finished_at is not None or _all_committed(conn, run_id):
-            raise RunStateError(f"run {run_id} has finished; start a new run with s")
+            raise RunStateError(
+                f"run {run_id} has finished; start a new run (s, or willow generate)"
+            )
         current = progress(conn, run_id).state
         if current is RunState.RUNNING:
             raise RunStateError(f"run {run_id} is already running")
@@ -441,6 +446,16 @@ def _lock_run(conn: psycopg.Connection, run_id: int) -> Run:
     if run is None:
         raise RunStateError(f"run {run_id} not found; willow runs lists the runs")
     return run
+
+
+def pending_batches(conn: psycopg.Connection, run_id: int) -> int:
+    """Return how many of the run's batches are not committed yet."""
+    with wrap_errors(f"counting pending batches of run {run_id}"):
+        row = conn.execute(
+            "SELECT count(*) FROM batches WHERE run_id = %s AND committed_at IS NULL", (run_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _all_committed(conn: psycopg.Connection, run_id: int) -> bool:
