@@ -46,6 +46,9 @@ def test_thousand_npcs_match_graph_and_rerun(
     assert report.errors == ()
     assert funnel.npcs == 1_000
     assert [p.processed for p in progress] == [250, 500, 750, 1_000]
+    with psycopg.connect(graph_settings.postgres_dsn() or "") as conn:
+        checks = conn.execute("SELECT check_name, passed FROM milestone_checks").fetchall()
+    assert checks == [("claim_journey", True)]
     counts = read_counts(graph_client)
     assert counts.nodes == {
         "Customer": funnel.npcs,

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from willow_core import milestones
 from willow_core.config import JourneySettings
 from willow_core.errors import GraphError, GraphUnavailable, StoreError
 from willow_core.graph.client import GraphClient
@@ -242,6 +243,9 @@ class JourneyRunner:
                     stopped = "cancelled"
                 if stopped is not None:
                     break
+
+            if stopped is None:
+                _record_milestones(conn, requested, funnel, errors)
         finally:
             conn.close()
 
@@ -307,3 +311,35 @@ class JourneyRunner:
             operation=f"writing {len(journeys)} journeys to the graph",
         )
         return journeys, created
+
+
+QUOTES_AT_SCALE_NPCS = 100_000
+"""Journey runs of at least this many NPCs count as the quote-generation-at-scale check."""
+
+
+def _record_milestones(
+    conn: psycopg.Connection, requested: int, funnel: Funnel, errors: list[NpcError]
+) -> None:
+    """Record the milestone checks a finished journey run answers."""
+    population = milestones.population_size(conn)
+    failed = sum(len(error.population_ids) for error in errors)
+    complete = failed == 0 and funnel.npcs == requested
+
+    milestones.record_check(
+        conn,
+        milestones.Check.CLAIM_JOURNEY,
+        passed=complete and funnel.claims > 0,
+        detail=(
+            f"{funnel.npcs:,} NPCs: {funnel.quotes:,} quotes, {funnel.policies:,} policies, "
+            f"{funnel.claims:,} claims, {failed:,} NPCs failed"
+        ),
+        population=population,
+    )
+    if requested >= QUOTES_AT_SCALE_NPCS:
+        milestones.record_check(
+            conn,
+            milestones.Check.QUOTES_AT_SCALE,
+            passed=complete and funnel.quotes == requested,
+            detail=f"{funnel.quotes:,} quotes for {requested:,} sampled NPCs",
+            population=population,
+        )
