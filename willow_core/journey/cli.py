@@ -101,7 +101,9 @@ def _counts(args: argparse.Namespace, context: CommandContext) -> int:
 
     graph = GraphClient(context.settings)
     try:
-        counts = read_counts(graph)
+        # Starting the embedded server takes a few seconds; the spinner says what is happening.
+        with context.console.status(f"Reading counts from {graph.address}…"):
+            counts = read_counts(graph)
         address = graph.address
     finally:
         graph.close()
