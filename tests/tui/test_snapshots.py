@@ -70,7 +70,14 @@ def snapshot_settings(postgres_cluster: str, tmp_path: Path) -> Iterator[Setting
 
 def test_main_screen_snapshot(snap_compare, snapshot_settings: Settings) -> None:
     async def until_loaded(pilot) -> None:  # type: ignore[no-untyped-def]
+        # Every pane loads on its own worker; the snapshot waits for all of them.
         await wait_for(pilot, lambda: "State finished" in pane_text(pilot.app), "the run")
+        await wait_for(
+            pilot,
+            lambda: "Reading" not in pane_text(pilot.app, "validation-status"),
+            "the validation pane",
+        )
+        await pilot.pause(0.3)
 
     assert snap_compare(
         WillowApp(snapshot_settings), terminal_size=(110, 32), run_before=until_loaded
