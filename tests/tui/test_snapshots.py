@@ -77,7 +77,10 @@ def test_main_screen_snapshot(snap_compare, snapshot_settings: Settings) -> None
             lambda: "Reading" not in pane_text(pilot.app, "validation-status"),
             "the validation pane",
         )
-        await pilot.pause(0.3)
+        # The status text grows from one line to two, so let the layout settle after it.
+        status = pilot.app.query_one("#validation-status")
+        await wait_for(pilot, lambda: status.size.height == 2, "the validation pane's layout")
+        await pilot.pause(0.5)
 
     assert snap_compare(
         WillowApp(snapshot_settings), terminal_size=(110, 32), run_before=until_loaded
