@@ -73,7 +73,7 @@ def start_embedded_postgres(cluster_dir: Path | None = None) -> str:
 
 def _create_database_once(maintenance_dsn: str, directory: Path) -> None:
     try:
-        with psycopg.connect(maintenance_dsn, autocommit=True) as conn:
+        with psycopg.connect(maintenance_dsn, autocommit=True, connect_timeout=10) as conn:
             found = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
             ).fetchone()
