@@ -97,7 +97,7 @@ def _all_states(states: Counter[str]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class NpcError:
-    """Why an NPC, or a whole batch of NPCs, was not written."""
+    """Reason an NPC, or a whole batch of NPCs, was not written."""
 
     population_ids: tuple[int, ...]
     message: str
@@ -112,7 +112,7 @@ class JourneyProgress:
     processed: int
     """NPCs handled so far, written or not."""
     funnel: Funnel
-    """What has been written to the graph so far."""
+    """Funnel of what has been written to the graph so far."""
     errors: tuple[NpcError, ...]
     elapsed_seconds: float
 
@@ -124,14 +124,14 @@ class JourneyReport:
     seed: int
     requested: int
     funnel: Funnel
-    """What this run wrote to the graph (also what a rerun finds already there)."""
+    """Funnel of this run's writes to the graph, which a rerun finds already there."""
     errors: tuple[NpcError, ...]
     elapsed_seconds: float
     batch_size: int
     nodes_created: int
     """Graph nodes this run created; 0 when a rerun found everything already written."""
     stopped: str | None = None
-    """Why the run ended before its last batch; None when it went through every batch."""
+    """Reason the run ended before its last batch; None when it went through every batch."""
 
     @property
     def complete(self) -> bool:
@@ -188,7 +188,7 @@ class JourneyRunner:
             should_stop: checked after every batch; when it returns True the run stops there.
 
         Returns:
-            The report, also when the run stopped early; `stopped` says why.
+            The report, also when the run stopped early; `stopped` holds the reason.
 
         Raises:
             JourneyError: there are fewer committed customers than `npcs`.
@@ -320,7 +320,7 @@ QUOTES_AT_SCALE_NPCS = 100_000
 def _record_milestones(
     conn: psycopg.Connection, requested: int, funnel: Funnel, errors: list[NpcError]
 ) -> None:
-    """Record the milestone checks a finished journey run answers."""
+    """Record the milestone checks that a finished journey run covers."""
     population = milestones.population_size(conn)
     failed = sum(len(error.population_ids) for error in errors)
     complete = failed == 0 and funnel.npcs == requested
