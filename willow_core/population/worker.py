@@ -139,6 +139,18 @@ def _serve(conn: psycopg.Connection, run_id: int, worker_id: int) -> str:
                 """,
                 (len(batch.customers), len(batch.pets), worker_id, run_id, batch_index),
             )
+            # The last batch finishes the run in its own transaction. Two workers committing
+            # the last two batches at once each still see the other's as pending, so neither
+            # sets it here; mark_finished_if_complete below then does.
+            conn.execute(
+                """
+                UPDATE runs SET finished_at = clock_timestamp()
+                WHERE run_id = %(run_id)s AND finished_at IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM batches
+                                  WHERE run_id = %(run_id)s AND committed_at IS NULL)
+                """,
+                {"run_id": run_id},
+            )
         log.info(
             "committed batch %d: %d customers, %d pets in %.2f s",
             batch_index,
