@@ -30,7 +30,7 @@ log = logging.getLogger("willow.cli")
 
 @dataclass
 class CommandContext:
-    """What a command handler needs: the settings, the console and a lazily opened ControlRoom."""
+    """Context of a command handler: the settings, the console and a lazily opened ControlRoom."""
 
     settings: Settings
     console: Console

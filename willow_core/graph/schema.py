@@ -13,7 +13,7 @@ log = logging.getLogger("willow.graph.schema")
 
 @dataclass(frozen=True)
 class SchemaReport:
-    """What one schema apply changed; both zero when the schema was already in place."""
+    """Constraints and indexes one schema apply created; both zero when the schema was in place."""
 
     statements: int
     constraints_added: int

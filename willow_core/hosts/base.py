@@ -47,7 +47,7 @@ class ConnectionState:
 
 class GeneratorHost(Protocol):
     name: str
-    """Where workers run, as shown in the UI ("this machine", "gpu-box")."""
+    """Name of the host that runs the workers, as the UI shows it ("this machine", "gpu-box")."""
 
     remote: bool
     """Whether workers run on another machine, which needs a database both machines reach."""

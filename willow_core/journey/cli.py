@@ -101,7 +101,7 @@ def _counts(args: argparse.Namespace, context: CommandContext) -> int:
 
     graph = GraphClient(context.settings)
     try:
-        # Starting the embedded server takes a few seconds; the spinner says what is happening.
+        # Starting the embedded server takes a few seconds, so a spinner shows the wait.
         with context.console.status(f"Reading counts from {graph.address}…"):
             counts = read_counts(graph)
         address = graph.address

@@ -188,7 +188,7 @@ class JourneyRunner:
             should_stop: checked after every batch; when it returns True the run stops there.
 
         Returns:
-            The report, also when the run stopped early; `stopped` holds the reason.
+            The report, also when the run stopped early; `stopped` contains the reason.
 
         Raises:
             JourneyError: there are fewer committed customers than `npcs`.

@@ -130,7 +130,7 @@ class NpcJourney:
     """Whether the pet was acquired for this journey rather than taken from the population."""
     quote: QuoteOutcome | None
     not_insurable: str | None
-    """Why no quote was generated; None when there is a quote."""
+    """Reason no quote was generated; None when there is a quote."""
     policy: PolicyOutcome | None
     claim: ClaimOutcome | None
 

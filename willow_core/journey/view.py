@@ -34,7 +34,7 @@ class QuoteJourney:
 
 @dataclass(frozen=True)
 class NpcJourneyView:
-    """What the graph contains about one NPC's journeys."""
+    """The quotes, policies and claims the graph stores for one NPC."""
 
     population_id: int
     in_graph: bool

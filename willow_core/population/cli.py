@@ -113,7 +113,9 @@ def _run_profile(conn: Any, run_id: int | None, settings: Any) -> PopulationProf
         row = conn.execute(
             "SELECT population FROM runs WHERE run_id = %s", (run.run_id,)
         ).fetchone()
-    return profile_from_run(row[0] if row else None) if row and row[0] else build_profile(settings)
+    if row is None or not row[0]:
+        return build_profile(settings)
+    return profile_from_run(row[0])
 
 
 def render(report: DistributionReport, source: str) -> Table:

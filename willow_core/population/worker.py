@@ -1,4 +1,4 @@
-"""The generator worker: claims, generates and commits batches of a run until told to stop.
+"""The generator worker: claims, generates and commits batches until its run is paused or done.
 
 Each batch is claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, generated, copied into the
 population tables and marked committed in one transaction. A worker that dies mid-batch leaves
@@ -139,9 +139,9 @@ def _serve(conn: psycopg.Connection, run_id: int, worker_id: int) -> str:
                 """,
                 (len(batch.customers), len(batch.pets), worker_id, run_id, batch_index),
             )
-            # The last batch finishes the run in its own transaction. Two workers committing
-            # the last two batches at once each still see the other's as pending, so neither
-            # sets it here; mark_finished_if_complete below then does.
+            # The last batch finishes the run in its own transaction. Two workers that commit
+            # the last two batches at once each see the other's batch as pending, so neither
+            # sets finished_at here. In that case mark_finished_if_complete below sets it.
             conn.execute(
                 """
                 UPDATE runs SET finished_at = clock_timestamp()
